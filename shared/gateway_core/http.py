@@ -1,0 +1,58 @@
+"""The core's view of an HTTP exchange: a request with a lazily read body, and a response."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+__all__ = ["BodyReader", "Request", "Response", "header_value"]
+
+
+class BodyReader(Protocol):
+    """Reads a request body, raising :class:`~gateway_core.errors.BodyTooLarge` past ``limit``."""
+
+    async def read(self, limit: int) -> bytes: ...
+
+
+class _NoBody:
+    async def read(self, limit: int) -> bytes:
+        return b""
+
+
+@dataclass(slots=True)
+class Request:
+    """A request as the server shell hands it to the core.
+
+    Header names are lower-case ``str``; values are decoded as Latin-1, as HTTP defines them.
+    ``path`` is the raw (still percent-encoded) path without the query string.
+    """
+
+    method: str
+    path: str
+    query: str
+    headers: list[tuple[str, str]]
+    client: str
+    scheme: str = "http"
+    body_reader: BodyReader = field(default_factory=_NoBody)
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (lower-case), or None."""
+        return header_value(self.headers, name)
+
+
+@dataclass(slots=True)
+class Response:
+    """A complete response. ``close`` asks the server to close the connection after it."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes = b""
+    close: bool = False
+
+
+def header_value(headers: list[tuple[str, str]], name: str) -> str | None:
+    """The first value of ``name`` (lower-case) in ``headers``, or None."""
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
