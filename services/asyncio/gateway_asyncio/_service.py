@@ -7,9 +7,10 @@ import socket
 
 import asyncpg
 
+from gateway_asgi import HttpxUpstream
 from gateway_core import Gateway, Settings
 
-from ._ports import AsyncioRuntime, HttpxUpstream
+from ._ports import AsyncioRuntime
 from ._server import serve_http
 
 __all__ = ["run", "serve"]
