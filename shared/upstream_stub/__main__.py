@@ -1,0 +1,5 @@
+"""`python -m upstream_stub`."""
+
+from upstream_stub._cli import main
+
+raise SystemExit(main())
