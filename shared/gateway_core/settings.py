@@ -44,7 +44,7 @@ SETTINGS: tuple[Setting, ...] = (
         "GATEWAY_UPSTREAM_POOL_SIZE",
         "upstream_pool_size",
         "20",
-        "Keep-alive connections per upstream host and worker.",
+        "Upstream keep-alive connections per worker process.",
     ),
     Setting("GATEWAY_GRACE_S", "grace_s", "10", "Drain grace period on SIGTERM/SIGINT, seconds."),
     Setting(
