@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
@@ -21,10 +22,13 @@ def provide() -> Iterator[str]:
     if given:
         yield given
         return
-    import pgserver  # only needed when no server is given
-
     with tempfile.TemporaryDirectory(prefix="triptych-pg-") as pgdata:
-        server = pgserver.get_server(pgdata, cleanup_mode="delete")
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers); harmless here.
+            warnings.simplefilter("ignore")
+            import pgserver  # only needed when no server is given
+
+            server = pgserver.get_server(pgdata, cleanup_mode="delete")
         try:
             yield server.get_uri()
         finally:
