@@ -6,7 +6,6 @@ There is no Curio pytest plugin: each test is a plain function that calls ``curi
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,6 @@ sys.path.insert(0, str(Path(__file__).parent))  # for ``curio_kit`` under --impo
 
 
 @pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
-    """A fresh database (``DATABASE_URL``'s server, else an embedded one)."""
-    with postgres.provide() as dsn:
-        yield postgres.create_database(dsn, "curio_unit")
+def database_url(pg_server: str) -> str:
+    """A fresh database on the run's Postgres server (``pg_server``, from the root conftest)."""
+    return postgres.create_database(pg_server, "curio_unit")

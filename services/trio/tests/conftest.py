@@ -1,8 +1,6 @@
-"""Fixtures of the Trio service's own tests: one Postgres server for the session."""
+"""Fixtures of the Trio service's own tests (``pg_server`` comes from the root conftest)."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import pytest
 
@@ -10,13 +8,6 @@ from harness import postgres
 
 
 @pytest.fixture(scope="session")
-def postgres_dsn() -> Iterator[str]:
-    """DSN of a server where tests create databases: ``DATABASE_URL``, else an embedded one."""
-    with postgres.provide() as dsn:
-        yield dsn
-
-
-@pytest.fixture(scope="session")
-def database_url(postgres_dsn: str) -> str:
+def database_url(pg_server: str) -> str:
     """A fresh database for the adapter tests."""
-    return postgres.create_database(postgres_dsn, "trio_unit")
+    return postgres.create_database(pg_server, "trio_unit")

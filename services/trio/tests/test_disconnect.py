@@ -32,8 +32,8 @@ def stub() -> Iterator[Stub]:
 
 
 @pytest.fixture(scope="module")
-def dsn(postgres_dsn: str) -> str:
-    return postgres.create_database(postgres_dsn, "trio_disconnect")
+def dsn(pg_server: str) -> str:
+    return postgres.create_database(pg_server, "trio_disconnect")
 
 
 @pytest.fixture(scope="module")

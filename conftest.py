@@ -1,4 +1,5 @@
-"""Session-wide fixtures: one Postgres server per test run (``DATABASE_URL`` or embedded)."""
+"""Fixtures for every test folder: one Postgres server per test run (``DATABASE_URL`` or an
+embedded pgserver), shared by the contract suite and the services' own tests."""
 
 from __future__ import annotations
 
