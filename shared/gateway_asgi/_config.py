@@ -8,11 +8,14 @@ from hypercorn.config import Config
 
 from gateway_core import Settings
 
+from . import _errors
+
 __all__ = ["hypercorn_config"]
 
 
 def hypercorn_config(settings: Settings, sock: socket.socket) -> Config:
     """Hypercorn's configuration: the inherited socket, limits, timeouts, no banner."""
+    _errors.install()  # hypercorn's own 400/431 answers get problem+json bodies too
     config = Config()
     config.bind = [f"fd://{sock.fileno()}"]
     # Hypercorn's idle timer runs from connection open until a whole request head has arrived,

@@ -26,7 +26,7 @@ from .headers import (
     request_id,
     strip_response_headers,
 )
-from .http import Request, Response, header_value
+from .http import MAX_HEAD_BYTES, Request, Response, header_value
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
 from .migrate import available, migrate
@@ -156,6 +156,9 @@ class Gateway:
                     await store.expire_rate_counters(self.db, before=before)
             except DatabaseUnavailable as exc:
                 log.warning("sync failed", extra={"error": str(exc)})
+            except Exception:
+                # A lifetime loop must outlive one bad round: log it, try again next tick.
+                log.exception("sync failed unexpectedly")
             await self.runtime.sleep(interval)
 
     async def flush_log(self) -> int:
@@ -180,6 +183,9 @@ class Gateway:
                 await self.flush_log()
             except DatabaseUnavailable as exc:
                 log.warning("request log flush failed", extra={"error": str(exc)})
+            except Exception:
+                # The batch went back to the buffer; a lifetime loop must not die of it.
+                log.exception("request log flush failed unexpectedly")
             self._update_gauges()
 
     async def run_lag_monitor(self, interval: float = 0.25) -> None:
@@ -230,6 +236,8 @@ class Gateway:
         """Answer one request. Never raises but for cancellation."""
         rid = request_id(req.header("x-request-id"))
         if req.path == "/_gateway" or req.path.startswith("/_gateway/"):
+            if req.head_size() > MAX_HEAD_BYTES:
+                return _head_too_large(rid)
             try:
                 return await self._ops(req, rid)
             except BodyTooLarge:
@@ -313,6 +321,10 @@ class Gateway:
                 headers=[("retry-after", "1")],
                 close=True,
             )
+        if req.head_size() > MAX_HEAD_BYTES:
+            # h11 enforces this only while a head is incomplete; one that arrived in one
+            # piece is checked here, so that the limit holds however the bytes were split.
+            return _head_too_large(rid)
         limit = self.settings.max_body_bytes
         length = req.header("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
@@ -553,6 +565,16 @@ def _too_large(rid: str, limit: int) -> Response:
         413,
         "body-too-large",
         f"the request body is larger than {limit} bytes",
+        request_id=rid,
+        close=True,
+    )
+
+
+def _head_too_large(rid: str) -> Response:
+    return problem(
+        431,
+        "head-too-large",
+        f"the request head is larger than {MAX_HEAD_BYTES} bytes",
         request_id=rid,
         close=True,
     )

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-__all__ = ["BodyReader", "Request", "Response", "header_value"]
+__all__ = ["MAX_HEAD_BYTES", "BodyReader", "Request", "Response", "header_value"]
+
+MAX_HEAD_BYTES = 16 * 1024
+"""Largest request head (request line and header fields) the gateway serves; larger: 431."""
 
 
 class BodyReader(Protocol):
@@ -38,6 +41,11 @@ class Request:
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (lower-case), or None."""
         return header_value(self.headers, name)
+
+    def head_size(self) -> int:
+        """The size of the request head as sent on HTTP/1.1 (request line, fields, CRLFs)."""
+        line = len(self.method) + len(self.path) + len(self.query) + 13  # " ?", " HTTP/1.1\r\n"
+        return line + sum(len(n) + len(v) + 4 for n, v in self.headers) + 2
 
 
 @dataclass(slots=True)

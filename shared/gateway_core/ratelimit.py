@@ -41,6 +41,7 @@ class Decision:
 class _Window:
     shared: int = 0  # total of all processes at the last sync, ours included
     unsynced: int = 0  # our admissions since the last sync
+    syncing: int = 0  # our admissions on their way to the shared counter (a sync in flight)
 
 
 Slot = tuple[str, int, int]  # key id, window start (epoch s), window length (s)
@@ -59,7 +60,7 @@ class RateLimiter:
         win = self._windows.get(slot)
         if win is None:
             win = self._windows[slot] = _Window()
-        used = win.shared + win.unsynced
+        used = win.shared + win.syncing + win.unsynced
         reset = max(1, math.ceil(start + window_s - now))
         if used >= limit:
             return Decision(False, limit, window_s, 0, reset)
@@ -75,10 +76,13 @@ class RateLimiter:
         deltas = []
         for slot, win in list(self._windows.items()):
             key_id, start, window_s = slot
-            if start + window_s <= now and win.unsynced == 0:
+            if start + window_s <= now and win.unsynced == 0 and win.syncing == 0:
                 del self._windows[slot]
                 continue
             deltas.append((key_id, start, window_s, win.unsynced))
+            # Still counted while the sync is under way, until the total that includes them
+            # arrives (apply_totals) or they go back to unsynced (restore).
+            win.syncing += win.unsynced
             win.unsynced = 0
         return deltas
 
@@ -88,9 +92,11 @@ class RateLimiter:
             win = self._windows.get((key_id, start, window_s))
             if win is not None:
                 win.shared = count
+                win.syncing = 0
 
     def restore(self, deltas: list[tuple[str, int, int, int]]) -> None:
         """Put back the admissions of a failed sync so that the next one carries them."""
         for key_id, start, window_s, delta in deltas:
             win = self._windows.setdefault((key_id, start, window_s), _Window())
+            win.syncing = max(0, win.syncing - delta)
             win.unsynced += delta

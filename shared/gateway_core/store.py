@@ -52,7 +52,9 @@ def translate(exc: Exception) -> Exception:
     if (
         sqlstate[:2] in _UNAVAILABLE_CLASSES
         or isinstance(exc, (OSError, TimeoutError, ConnectionError))
-        or type(exc).__name__ in ("InterfaceError", "ConnectionDoesNotExistError")
+        # InternalClientError: the driver lost track of a connection the server dropped.
+        or type(exc).__name__
+        in ("InterfaceError", "ConnectionDoesNotExistError", "InternalClientError")
     ):
         return DatabaseUnavailable(f"{type(exc).__name__}: {exc}")
     return exc

@@ -38,7 +38,15 @@ _METADATA_IPS = frozenset(
 )
 
 
+def _no_nul(value: str) -> str:
+    # Postgres text cannot hold U+0000: refuse it here (422) rather than fail in the driver.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
 def _upstream_url(value: str) -> str:
+    _no_nul(value)
     try:
         parts = urlsplit(value)
         port = parts.port  # raises ValueError on a bad port
@@ -71,6 +79,7 @@ def _upstream_url(value: str) -> str:
 
 
 def _path_prefix(value: str) -> str:
+    _no_nul(value)
     if not value.startswith("/"):
         raise ValueError("must start with '/'")
     if any(c in value for c in "?#") or any(c.isspace() for c in value):
@@ -86,7 +95,7 @@ def _path_prefix(value: str) -> str:
 UpstreamUrl = Annotated[str, Field(max_length=2048), AfterValidator(_upstream_url)]
 PathPrefix = Annotated[str, Field(min_length=1, max_length=512), AfterValidator(_path_prefix)]
 RouteName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
-KeyName = Annotated[str, Field(min_length=1, max_length=100)]
+KeyName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_nul)]
 TimeoutMs = Annotated[int, Field(ge=1, le=300_000)]
 Retries = Annotated[int, Field(ge=0, le=5)]
 RateLimit = Annotated[int, Field(ge=1, le=1_000_000_000)]

@@ -2,23 +2,34 @@
 
 A gateway process per implementation is shared by the tests (each test makes its own keys and
 routes with unique names); tests that need other settings start their own with ``spawn``.
+Helpers shared by the test modules live in ``contract_kit`` (next to this file).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import itertools
+import sys
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parent))
+
+from contract_kit import (
+    ADMIN_TOKEN,
+    admin_client,
+    make_key,
+    make_route,
+    unique,
+)
+
 from harness import IMPLEMENTATIONS, Gateway, Stub, postgres, start_gateway, start_stub
 
-ADMIN_TOKEN = "contract-admin-token-0123456789"
-_counter = itertools.count()
+__all__ = ["ADMIN_TOKEN", "admin_client", "make_key", "make_route", "unique"]
 
 
 def _available() -> list[str]:
@@ -53,17 +64,29 @@ def gateway(impl: str, database_url: str) -> Iterator[Gateway]:
 
 
 @pytest.fixture
-def spawn(impl: str, pg_server: str) -> Iterator[Callable[..., Gateway]]:
-    """Start extra gateways of ``impl`` (own settings, fresh database unless one is given)."""
+def fresh_database(pg_server: str, impl: str) -> Callable[[], str]:
+    """Make a new empty database on the test server; return its DSN."""
+
+    def make() -> str:
+        return postgres.create_database(pg_server, f"spawn_{impl}_{uuid.uuid4().hex[:8]}")
+
+    return make
+
+
+@pytest.fixture
+def spawn(impl: str, fresh_database: Callable[[], str]) -> Iterator[Callable[..., Gateway]]:
+    """Start extra gateways of ``impl`` (own settings, fresh database unless one is given).
+
+    The gateway's DSN is kept as its ``database_url`` attribute.
+    """
     started: list[Gateway] = []
 
     def start(
         env: dict[str, str] | None = None, database_url: str | None = None, **kw: Any
     ) -> Gateway:
-        url = database_url or postgres.create_database(
-            pg_server, f"spawn_{impl}_{uuid.uuid4().hex[:8]}"
-        )
+        url = database_url or fresh_database()
         g = start_gateway(impl, url, admin_token=ADMIN_TOKEN, env=env, **kw)
+        g.database_url = url
         started.append(g)
         return g
 
@@ -84,37 +107,6 @@ def client(gateway: Gateway) -> Iterator[httpx.Client]:
     """A plain client of the shared gateway."""
     with httpx.Client(base_url=gateway.url, timeout=30) as c:
         yield c
-
-
-def admin_client(gateway: Gateway) -> httpx.Client:
-    """An admin client of any gateway."""
-    return httpx.Client(
-        base_url=gateway.url + "/_gateway/admin",
-        headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
-        timeout=30,
-    )
-
-
-def unique(prefix: str = "t") -> str:
-    """A name no other test uses."""
-    return f"{prefix}{next(_counter)}-{uuid.uuid4().hex[:8]}"
-
-
-def make_route(admin: httpx.Client, **fields: Any) -> dict[str, Any]:
-    """Create a route (a unique name and prefix unless given); return it."""
-    name = fields.pop("name", None) or unique("r")
-    body = {"name": name, "path_prefix": f"/{name}", **fields}
-    r = admin.post("/routes", json=body)
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
-def make_key(admin: httpx.Client, **fields: Any) -> str:
-    """Create a key (generous limit unless given); return the plaintext."""
-    body = {"name": unique("k"), "rate_limit": 100_000, **fields}
-    r = admin.post("/keys", json=body)
-    assert r.status_code == 201, r.text
-    return str(r.json()["key"])
 
 
 @pytest.fixture

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import httpx
+from contract_kit import http
 
 from harness import Gateway
 
@@ -27,4 +29,4 @@ def test_proxied_get_reaches_the_stub(client: httpx.Client, proxy: Callable[...,
 
 
 def test_gateway_fixture_is_ready(gateway: Gateway) -> None:
-    assert httpx.get(gateway.url + "/_gateway/ready").status_code == 200
+    assert http.get(gateway.url + "/_gateway/ready").status_code == 200

@@ -70,3 +70,14 @@ def test_a_failed_sync_is_carried_by_the_next() -> None:
     rl.restore(rl.take_deltas(0.0))  # the database was down
     shared.sync(rl, 0.1)
     assert shared.counts[("k", 0, 60)] == 4
+
+
+def test_admissions_stay_counted_while_their_sync_is_in_flight() -> None:
+    rl = RateLimiter()
+    for _ in range(3):
+        rl.check("k", 4, 60, 0.0)
+    deltas = rl.take_deltas(0.0)  # the sync has left, its answer has not arrived
+    assert rl.check("k", 4, 60, 0.0).allowed
+    assert not rl.check("k", 4, 60, 0.0).allowed
+    rl.apply_totals([(k, s, w, d) for k, s, w, d in deltas])  # the total now includes them
+    assert not rl.check("k", 4, 60, 0.0).allowed
