@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--workers", type=int, default=1, help="GATEWAY_WORKERS (default 1)")
     cmp.add_argument("--db-pool", type=int, default=10, help="GATEWAY_DB_POOL_SIZE (default 10)")
     cmp.add_argument(
-        "--upstream-pool", type=int, default=20, help="GATEWAY_UPSTREAM_POOL_SIZE (default 20)"
+        "--upstream-pool", type=int, default=10, help="GATEWAY_UPSTREAM_POOL_SIZE (default 10)"
     )
     cmp.add_argument("--out", help="report root (default reports/; --smoke: a temp dir)")
     cmp.add_argument(
