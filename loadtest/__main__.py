@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--workers", type=int, default=1, help="GATEWAY_WORKERS (default 1)")
     cmp.add_argument("--db-pool", type=int, default=10, help="GATEWAY_DB_POOL_SIZE (default 10)")
     cmp.add_argument(
-        "--upstream-pool", type=int, default=10, help="GATEWAY_UPSTREAM_POOL_SIZE (default 10)"
+        "--upstream-pool", type=int, default=20, help="GATEWAY_UPSTREAM_POOL_SIZE (default 20)"
     )
     cmp.add_argument("--out", help="report root (default reports/; --smoke: a temp dir)")
     cmp.add_argument(
@@ -80,6 +80,16 @@ def _parser() -> argparse.ArgumentParser:
         help="before each framework, wait up to SECONDS for other work on the machine to stop",
     )
 
+    scale = sub.add_parser(
+        "scaling", help="rate-limit over-admission with N processes; request-log write rate"
+    )
+    scale.add_argument("--impl", default="asyncio", help="implementation (default asyncio)")
+    scale.add_argument(
+        "--processes", type=int, nargs="+", default=[1, 2, 4], help="GATEWAY_WORKERS values"
+    )
+    scale.add_argument("--limit", type=int, default=100, help="the key's limit per minute")
+    scale.add_argument("--burst", type=int, default=400, help="requests in the burst")
+
     rep = sub.add_parser("report", help="re-render a report from its summary.json")
     rep.add_argument("directory", help="a report directory (holding summary.json)")
     return parser
@@ -94,6 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from loadtest import floor
 
         return floor.main(args)
+    if args.command == "scaling":
+        from loadtest import scaling
+
+        return scaling.main(args)
     from loadtest import report
 
     return report.rerender(args.directory)

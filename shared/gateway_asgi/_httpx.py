@@ -17,7 +17,8 @@ class HttpxUpstream:
     a proxy wants none of the client's layer (default headers, cookies, redirects, URL merging),
     and skipping it saves about a tenth of httpx's CPU per request (measured in
     ``docs/results.md``). The pool is httpcore's; it scans every connection for every waiting
-    request, so a small pool is faster than a large one (``GATEWAY_UPSTREAM_POOL_SIZE``).
+    request, so its CPU cost grows with ``GATEWAY_UPSTREAM_POOL_SIZE`` — but slow upstreams need
+    connections: the sizing trade-off is measured in ``docs/results.md``.
     """
 
     def __init__(self, pool_size: int) -> None:

@@ -21,6 +21,7 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
+            "pid": record.process,  # which worker, with GATEWAY_WORKERS > 1
             "event": record.getMessage(),
         }
         out.update((k, v) for k, v in record.__dict__.items() if k not in _STANDARD)

@@ -43,8 +43,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "GATEWAY_UPSTREAM_POOL_SIZE",
         "upstream_pool_size",
-        "10",
-        "Upstream keep-alive connections per worker process (raise it for slow upstreams).",
+        "20",
+        "Upstream keep-alive connections per worker process (see docs/results.md).",
     ),
     Setting("GATEWAY_GRACE_S", "grace_s", "10", "Drain grace period on SIGTERM/SIGINT, seconds."),
     Setting(

@@ -69,15 +69,21 @@ class AsyncioRuntime:
         self, fn: Callable[[], Awaitable[T]], disconnected: Callable[[], Awaitable[None]]
     ) -> T | None:
         """Run ``fn()`` unless the client goes first; then cancel it and return None."""
-        async with asyncio.TaskGroup() as group:
-            handler = group.create_task(_call(fn))
+        try:
+            async with asyncio.TaskGroup() as group:
+                handler = group.create_task(_call(fn))
 
-            async def watch() -> None:
-                await disconnected()
-                handler.cancel()
+                async def watch() -> None:
+                    await disconnected()
+                    handler.cancel()
 
-            watcher = group.create_task(watch())
-            handler.add_done_callback(lambda _: watcher.cancel())
+                watcher = group.create_task(watch())
+                handler.add_done_callback(lambda _: watcher.cancel())
+        except ExceptionGroup as failed:
+            # Give the caller the handler's own exception, as if it had been awaited directly.
+            if len(failed.exceptions) == 1:
+                raise failed.exceptions[0] from None
+            raise
         return None if handler.cancelled() else handler.result()
 
     async def to_thread(self, fn: Callable[..., T], *args: Any) -> T:
