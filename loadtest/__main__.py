@@ -87,8 +87,13 @@ def _parser() -> argparse.ArgumentParser:
     scale.add_argument(
         "--processes", type=int, nargs="+", default=[1, 2, 4], help="GATEWAY_WORKERS values"
     )
-    scale.add_argument("--limit", type=int, default=100, help="the key's limit per minute")
+    scale.add_argument("--limit", type=int, default=100, help="the key's limit per hour")
     scale.add_argument("--burst", type=int, default=400, help="requests in the burst")
+
+    prof = sub.add_parser("profile", help="cProfile one gateway under proxied GETs, by package")
+    prof.add_argument("--impl", default="asyncio", help="implementation (default asyncio)")
+    prof.add_argument("--duration", type=float, default=10.0, help="seconds of load")
+    prof.add_argument("--threads", type=int, default=16, help="concurrent clients")
 
     rep = sub.add_parser("report", help="re-render a report from its summary.json")
     rep.add_argument("directory", help="a report directory (holding summary.json)")
@@ -104,6 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from loadtest import floor
 
         return floor.main(args)
+    if args.command == "profile":
+        from loadtest import profile
+
+        return profile.main(args)
     if args.command == "scaling":
         from loadtest import scaling
 

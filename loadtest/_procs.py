@@ -1,8 +1,7 @@
-"""Processes the load test starts: launch, wait for the listening line, pin, stop.
+"""Processes the load test starts itself: launch, wait for the listening line, pin, stop.
 
-`launch` is what the floor benchmark uses for its hello servers. The rest is a minimal private
-stand-in for ``tests/harness`` (same names: ``provide``, ``create_database``, ``start_stub``,
-``start_gateway``), used only when the harness cannot be imported.
+`launch` is what the floor benchmark uses for its hello servers; Postgres, the stub and the
+gateways come from the test harness (``tests/harness``).
 """
 
 from __future__ import annotations
@@ -12,26 +11,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-import requests
-
-__all__ = [
-    "LaunchError",
-    "Launched",
-    "create_database",
-    "launch",
-    "pin",
-    "provide",
-    "start_gateway",
-    "start_stub",
-]
+__all__ = ["LaunchError", "Launched", "launch", "pin"]
 
 
 class LaunchError(RuntimeError):
@@ -138,83 +124,3 @@ def launch(
 
 
 # -- stand-in for tests/harness ---------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def provide() -> Iterator[str]:
-    """A base Postgres DSN: DATABASE_URL if set, else an embedded pgserver in a temp dir."""
-    if os.environ.get("DATABASE_URL"):
-        yield os.environ["DATABASE_URL"]
-        return
-    import pgserver
-
-    with tempfile.TemporaryDirectory(prefix="triptych-pg-") as tmp:
-        server = pgserver.get_server(Path(tmp) / "pgdata", cleanup_mode="stop")
-        try:
-            yield server.get_uri()
-        finally:
-            server.cleanup()
-
-
-def create_database(base_dsn: str, name: str) -> str:
-    """Create (or re-create) database ``name`` next to ``base_dsn``; return its DSN."""
-    import asyncio
-
-    import asyncpg
-
-    async def make() -> None:
-        conn = await asyncpg.connect(base_dsn)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-
-    asyncio.run(make())
-    scheme, _, rest = base_dsn.partition("://")
-    head, slash, tail = rest.partition("/")
-    query = tail.partition("?")[2]
-    return f"{scheme}://{head}/{name}" + (f"?{query}" if query else "") if slash else base_dsn
-
-
-def start_stub(cpus: set[int] | None = None, log: Path | None = None) -> Launched:
-    """The upstream stub on a free port."""
-    argv = [sys.executable, "-m", "upstream_stub", "--host", "127.0.0.1", "--port", "0"]
-    return launch(argv, cpus=cpus, log=log)
-
-
-def start_gateway(
-    impl: str,
-    database_url: str,
-    *,
-    admin_token: str,
-    env: Mapping[str, str] | None = None,
-    cpus: set[int] | None = None,
-    log: Path | None = None,
-) -> Launched:
-    """``python -m gateway_<impl>`` on a free port, returned once /_gateway/ready answers 200."""
-    full_env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "GATEWAY_HOST": "127.0.0.1",
-        "GATEWAY_PORT": "0",
-        "GATEWAY_ADMIN_TOKEN": admin_token,
-        **(env or {}),
-    }
-    gateway = launch(
-        [sys.executable, "-m", f"gateway_{impl}"],
-        env=full_env,
-        announce_on="stderr",
-        cpus=cpus,
-        log=log,
-        timeout=60.0,
-    )
-    deadline = time.monotonic() + 30.0
-    while True:
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(f"{gateway.url}/_gateway/ready", timeout=2).status_code == 200:
-                return gateway
-        if gateway.proc.poll() is not None or time.monotonic() > deadline:
-            gateway.stop()
-            raise LaunchError(f"gateway_{impl} never became ready (log: {log})")
-        time.sleep(0.1)

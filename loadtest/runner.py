@@ -533,26 +533,16 @@ def verify(url: str, admin_token: str, upstream_url: str) -> dict[str, Any]:
 
 
 def _backend() -> tuple[SimpleNamespace, str]:
-    """tests/harness when importable and complete, else the private fallback in _procs."""
-    try:
-        from harness import postgres, processes
+    """The test harness (tests/harness, installed by ``make venv``) that starts everything."""
+    from harness import postgres, processes
 
-        ns = SimpleNamespace(
-            provide=postgres.provide,
-            create_database=postgres.create_database,
-            start_stub=processes.start_stub,
-            start_gateway=processes.start_gateway,
-        )
-        return ns, "tests/harness"
-    except (ImportError, AttributeError):
-        pass
     ns = SimpleNamespace(
-        provide=_procs.provide,
-        create_database=_procs.create_database,
-        start_stub=_procs.start_stub,
-        start_gateway=_procs.start_gateway,
+        provide=postgres.provide,
+        create_database=postgres.create_database,
+        start_stub=processes.start_stub,
+        start_gateway=processes.start_gateway,
     )
-    return ns, "loadtest._procs (fallback: tests/harness not importable)"
+    return ns, "tests/harness"
 
 
 @contextlib.contextmanager

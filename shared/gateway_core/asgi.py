@@ -11,9 +11,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from functools import partial
 from typing import Any
 
-from .errors import BodyTooLarge
 from .gateway import Gateway
-from .http import Request, Response
+from .http import BufferedBody, Request, Response
 
 __all__ = ["AsgiApp"]
 
@@ -21,18 +20,6 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-
-
-class _ReadBody:
-    """The body, read before the handler runs, or the fact that it was too large."""
-
-    def __init__(self, body: bytes | None) -> None:
-        self._body = body
-
-    async def read(self, limit: int) -> bytes:
-        if self._body is None or len(self._body) > limit:
-            raise BodyTooLarge
-        return self._body
 
 
 async def _receive_body(receive: Receive, limit: int) -> tuple[bytes | None, bool]:
@@ -81,7 +68,7 @@ class AsgiApp:
             body, gone = await _receive_body(receive, limit)
             if gone:
                 return
-        request.body_reader = _ReadBody(body)
+        request.body_reader = BufferedBody(body)
 
         async def client_gone() -> None:
             while (await receive())["type"] != "http.disconnect":

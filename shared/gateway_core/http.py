@@ -5,7 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-__all__ = ["MAX_HEAD_BYTES", "BodyReader", "Request", "Response", "header_value"]
+from .errors import BodyTooLarge
+
+__all__ = [
+    "MAX_HEAD_BYTES",
+    "BodyReader",
+    "BufferedBody",
+    "Request",
+    "Response",
+    "header_value",
+]
 
 MAX_HEAD_BYTES = 16 * 1024
 """Largest request head (request line and header fields) the gateway serves; larger: 431."""
@@ -15,6 +24,19 @@ class BodyReader(Protocol):
     """Reads a request body, raising :class:`~gateway_core.errors.BodyTooLarge` past ``limit``."""
 
     async def read(self, limit: int) -> bytes: ...
+
+
+class BufferedBody:
+    """A body the server read before the handler ran (None: it was over the limit)."""
+
+    def __init__(self, body: bytes | None) -> None:
+        self._body = body
+
+    async def read(self, limit: int) -> bytes:
+        """The body, or BodyTooLarge if it was (or is) over ``limit``."""
+        if self._body is None or len(self._body) > limit:
+            raise BodyTooLarge
+        return self._body
 
 
 class _NoBody:

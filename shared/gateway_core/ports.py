@@ -21,6 +21,7 @@ __all__ = [
     "UpstreamClient",
     "UpstreamRequest",
     "UpstreamResponse",
+    "settle",
 ]
 
 T = TypeVar("T")
@@ -90,6 +91,18 @@ class TaskNode:
     name: str
     state: str
     children: tuple[TaskNode, ...] = ()
+
+
+async def settle(fn: Callable[[], Awaitable[Any]]) -> Outcome:
+    """Await ``fn()`` and keep its value or its ``Exception`` as an Outcome.
+
+    Used by every ``Runtime.fan_out``: one call's failure is its outcome, not the group's.
+    Cancellation is a ``BaseException`` and passes through untouched.
+    """
+    try:
+        return Outcome(value=await fn())
+    except Exception as exc:
+        return Outcome(error=exc)
 
 
 class Runtime(Protocol):

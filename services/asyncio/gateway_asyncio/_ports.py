@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from gateway_core import DeadlineExceeded, Outcome, TaskNode
+from gateway_core.ports import settle
 
 __all__ = ["AsyncioRuntime"]
 
@@ -50,10 +51,7 @@ class AsyncioRuntime:
         outcomes = [late] * len(fns)
 
         async def run(i: int, fn: Callable[[], Awaitable[Any]]) -> None:
-            try:
-                outcomes[i] = Outcome(value=await fn())
-            except Exception as exc:
-                outcomes[i] = Outcome(error=exc)
+            outcomes[i] = await settle(fn)
 
         scope = asyncio.timeout(seconds)
         try:

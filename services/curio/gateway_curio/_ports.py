@@ -15,6 +15,7 @@ from curio.task import ContextTask
 from curio.traps import _get_kernel
 
 from gateway_core import DeadlineExceeded, Outcome, TaskNode
+from gateway_core.ports import settle
 
 from ._dbbridge import CurioDatabase, DbBridge
 from ._upstream import CurioUpstream
@@ -70,10 +71,7 @@ class CurioRuntime:
         outcomes = [late] * len(fns)
 
         async def run(i: int, fn: Callable[[], Awaitable[Any]]) -> None:
-            try:
-                outcomes[i] = Outcome(value=await fn())
-            except Exception as exc:  # one part's failure is its outcome, not the group's
-                outcomes[i] = Outcome(error=exc)
+            outcomes[i] = await settle(fn)
 
         try:
             async with curio.timeout_after(seconds), curio.TaskGroup() as group:

@@ -41,8 +41,9 @@ import curio
 import curio.io
 import h11
 
-from gateway_core import BodyTooLarge, Gateway, Request, Response, Settings
+from gateway_core import Gateway, Request, Response, Settings
 from gateway_core.headers import request_id
+from gateway_core.http import BufferedBody
 from gateway_core.problems import problem
 
 __all__ = [
@@ -112,18 +113,6 @@ def protocol_error_response(exc: h11.RemoteProtocolError) -> Response:
     return problem(
         400, "bad-request", "the request is not valid HTTP/1.1", request_id=rid, close=True
     )
-
-
-class _ReadBody:
-    """The body, read before the handler runs, or the fact that it was too large."""
-
-    def __init__(self, body: bytes | None) -> None:
-        self._body = body
-
-    async def read(self, limit: int) -> bytes:
-        if self._body is None or len(self._body) > limit:
-            raise BodyTooLarge
-        return self._body
 
 
 class _Gone(Exception):
@@ -223,7 +212,7 @@ class _Server:
             except h11.RemoteProtocolError as exc:
                 await self._respond(sock, conn, protocol_error_response(exc), head=False)
                 return
-            request.body_reader = _ReadBody(body)
+            request.body_reader = BufferedBody(body)
             response = await self.gateway.runtime.race_disconnect(
                 partial(self.gateway.handle, request), partial(self._disconnected, sock, conn)
             )

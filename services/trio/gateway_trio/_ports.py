@@ -17,7 +17,7 @@ import trio_asyncio
 from trio_asyncio import aio_as_trio
 
 from gateway_core import DeadlineExceeded, Outcome, TaskNode
-from gateway_core.ports import Connection
+from gateway_core.ports import Connection, settle
 
 __all__ = ["TrioDatabase", "TrioRuntime"]
 
@@ -52,10 +52,7 @@ class TrioRuntime:
         outcomes = [late] * len(fns)
 
         async def run(i: int, fn: Callable[[], Awaitable[Any]]) -> None:
-            try:
-                outcomes[i] = Outcome(value=await fn())
-            except Exception as exc:
-                outcomes[i] = Outcome(error=exc)
+            outcomes[i] = await settle(fn)
 
         with trio.move_on_after(seconds):
             async with trio.open_nursery() as nursery:
