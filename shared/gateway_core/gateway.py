@@ -107,6 +107,7 @@ class Gateway:
         self.in_flight = 0
         self.schema_version = max((m.version for m in available()), default=0)
         self._last_sync = 0.0
+        self._dropped_reported = 0
         self._admin = AdminApi(
             db,
             max_body=settings.max_body_bytes,
@@ -222,9 +223,11 @@ class Gateway:
     def _update_gauges(self) -> None:
         m = self.metrics
         m.log_queue.set(len(self.request_log))
-        dropped = self.request_log.dropped - m.log_dropped._value.get()
+        # The buffer counts drops; the counter catches up with it at each scrape and flush.
+        dropped = self.request_log.dropped - self._dropped_reported
         if dropped > 0:
             m.log_dropped.inc(dropped)
+            self._dropped_reported += dropped
         m.db_pool_size.set(self.db.get_size())
         m.db_pool_in_use.set(self.db.get_size() - self.db.get_idle_size())
         m.db_pool_max.set(self.db.get_max_size())
