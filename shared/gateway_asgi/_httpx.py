@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import httpx
 
 from gateway_core import UpstreamError
@@ -10,23 +12,32 @@ from gateway_core.ports import UpstreamRequest, UpstreamResponse
 __all__ = ["HttpxUpstream"]
 
 
+# Connections per httpcore pool. httpcore's pool scans every connection for every waiting
+# request, so its CPU cost grows with connections x waiters; several small pools, each request
+# sent through the least busy one, keep that scan short (see docs/results.md, "Profile").
+SHARD_CONNECTIONS = 4
+
+
 class HttpxUpstream:
-    """Upstream calls through one pooled httpx transport.
+    """Upstream calls through httpx transports: ``pool_size`` connections in small shards.
 
     The gateway uses ``httpx.AsyncHTTPTransport`` directly rather than ``httpx.AsyncClient``:
     a proxy wants none of the client's layer (default headers, cookies, redirects, URL merging),
-    and skipping it saves about a tenth of httpx's CPU per request (measured in
-    ``docs/results.md``). The pool is httpcore's; it scans every connection for every waiting
-    request, so its CPU cost grows with ``GATEWAY_UPSTREAM_POOL_SIZE`` — but slow upstreams need
-    connections: the sizing trade-off is measured in ``docs/results.md``.
+    and skipping it saves about a fifth of httpx's CPU per request.
     """
 
     def __init__(self, pool_size: int) -> None:
-        self._transport = httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size),
-            trust_env=False,
-            retries=0,  # the core decides what may be retried
-        )
+        count = max(1, math.ceil(pool_size / SHARD_CONNECTIONS))
+        sizes = [pool_size // count + (i < pool_size % count) for i in range(count)]
+        self._shards = [
+            httpx.AsyncHTTPTransport(
+                limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
+                trust_env=False,
+                retries=0,  # the core decides what may be retried
+            )
+            for size in sizes
+        ]
+        self._busy = [0] * count
 
     async def send(self, request: UpstreamRequest, *, max_body: int) -> UpstreamResponse:
         """Send one request; translate httpx's exceptions into UpstreamError."""
@@ -34,8 +45,10 @@ class HttpxUpstream:
         outgoing = httpx.Request(
             request.method, request.url, headers=request.headers, content=request.body
         )
+        shard = min(range(len(self._shards)), key=self._busy.__getitem__)
+        self._busy[shard] += 1
         try:
-            answer = await self._transport.handle_async_request(outgoing)
+            answer = await self._shards[shard].handle_async_request(outgoing)
             try:
                 body = bytearray()
                 async for chunk in answer.stream:  # type: ignore[union-attr]
@@ -50,6 +63,8 @@ class HttpxUpstream:
             raise UpstreamError("reset", sent=True, detail=str(exc)) from exc
         except httpx.HTTPError as exc:
             raise UpstreamError("protocol", sent=True, detail=str(exc)) from exc
+        finally:
+            self._busy[shard] -= 1
         headers = [
             (n.decode("latin-1").lower(), v.decode("latin-1")) for n, v in answer.headers.raw
         ]
@@ -57,4 +72,5 @@ class HttpxUpstream:
 
     async def aclose(self) -> None:
         """Close the pooled connections."""
-        await self._transport.aclose()
+        for shard in self._shards:
+            await shard.aclose()
