@@ -61,8 +61,7 @@ class AsgiApp:
             scheme=scope.get("scheme", "http"),
         )
         limit = self.gateway.settings.max_body_bytes
-        length = request.header("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
+        if request.announces_more_than(limit):
             body: bytes | None = None  # refuse without reading what was announced too large
         else:
             body, gone = await _receive_body(receive, limit)

@@ -172,7 +172,6 @@ class Gateway:
                 self.request_log.put_back(batch)
                 raise
             written += len(batch)
-            self.request_log.written += len(batch)
             self.metrics.log_written.inc(len(batch))
         return written
 
@@ -329,8 +328,7 @@ class Gateway:
             # piece is checked here, so that the limit holds however the bytes were split.
             return _head_too_large(rid)
         limit = self.settings.max_body_bytes
-        length = req.header("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
+        if req.announces_more_than(limit):
             return _too_large(rid, limit)
         try:
             body = await req.body_reader.read(limit)

@@ -64,8 +64,10 @@ def api_key(headers: list[tuple[str, str]]) -> tuple[str | None, str | None]:
     return None, None
 
 
-_REQUEST_DROP = frozenset({"host", "content-length", "x-request-id", "x-forwarded-proto"})
-_REQUEST_DROP |= frozenset({"x-forwarded-host"})
+# Framing and forwarding headers the gateway sets itself.
+_REQUEST_DROP = frozenset(
+    {"host", "content-length", "x-request-id", "x-forwarded-proto", "x-forwarded-host"}
+)
 
 
 def forward_request_headers(
@@ -79,7 +81,7 @@ def forward_request_headers(
 ) -> list[tuple[str, str]]:
     """Headers to send upstream: end-to-end ones, minus the API key, plus X-Forwarded-*."""
     drop = _REQUEST_DROP | ({key_header} if key_header else frozenset())
-    out = _end_to_end(headers, frozenset(drop))
+    out = _end_to_end(headers, drop)
     prior = [v for n, v in out if n == "x-forwarded-for"]
     out = [(n, v) for n, v in out if n != "x-forwarded-for"]
     out.append(("x-forwarded-for", ", ".join([*prior, peer])))

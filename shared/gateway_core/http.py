@@ -64,6 +64,11 @@ class Request:
         """The first value of header ``name`` (lower-case), or None."""
         return header_value(self.headers, name)
 
+    def announces_more_than(self, limit: int) -> bool:
+        """Whether Content-Length already says the body is over ``limit`` (so: don't read it)."""
+        length = self.header("content-length")
+        return length is not None and length.isdigit() and int(length) > limit
+
     def head_size(self) -> int:
         """The size of the request head as sent on HTTP/1.1 (request line, fields, CRLFs)."""
         line = len(self.method) + len(self.path) + len(self.query) + 13  # " ?", " HTTP/1.1\r\n"

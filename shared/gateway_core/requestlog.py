@@ -34,7 +34,6 @@ class RequestLog:
         self.capacity = capacity
         self.implementation = implementation
         self.dropped = 0
-        self.written = 0
         self._records: deque[LogRecord] = deque()
 
     def __len__(self) -> int:

@@ -256,8 +256,7 @@ class _Server:
     ) -> bytes | None:
         """The whole body, or None past the limit (announced: not read; chunked: stop)."""
         limit = self.settings.max_body_bytes
-        length = request.header("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
+        if request.announces_more_than(limit):
             return None
         if conn.they_are_waiting_for_100_continue:
             await _sendall(sock, conn, [h11.InformationalResponse(status_code=100, headers=[])])
